@@ -89,7 +89,8 @@ class EmulatedDevice:
 
         `kernel` maps the torch values of `inputs` (None entries stay None) to one torch tensor per
         entry of `output_specs`, a list of (dtype, layout, memory_config). With `inplace_target`,
-        the kernel's single result replaces that tensor's value and the target is returned.
+        the kernel may update the target's value in place and returns the new value, which
+        replaces the target's; the target is returned.
         """
         self.check_open(op_name)
         key = (op_name, static_args) + tuple(
@@ -112,16 +113,18 @@ class EmulatedDevice:
                     )
         self.program_cache.add(key)
 
-        results = run_kernel(kernel, inputs)
         if inplace_target is not None:
+            # In-place kernels may write into the target's storage, so a capture only records them.
             if self.capturing is None:
+                result = run_kernel(kernel, inputs)[0]
                 inplace_target.value = round_to_dtype(
-                    results[0], inplace_target.dtype, inplace_target.layout
+                    result, inplace_target.dtype, inplace_target.layout
                 )
             else:
                 self.capture_records.append(TraceRecord(kernel, inputs, [], inplace_target))
             return [inplace_target]
 
+        results = run_kernel(kernel, inputs)
         outputs = [
             DeviceTensor(round_to_dtype(result, dtype, layout), dtype, layout, self, memory_config)
             for result, (dtype, layout, memory_config) in zip(results, output_specs)

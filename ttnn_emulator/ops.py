@@ -1032,7 +1032,6 @@ def fill_cache(cache_tensor, input_tensor, batch_idx, *, update_idx=0):
         )
 
     def kernel(cache, x):
-        cache = cache.clone()
         cache[batch_idx, :, update_idx : update_idx + x.shape[2]] = x[0].to(cache.dtype)
         return cache
 
@@ -1114,7 +1113,6 @@ def paged_update_cache(
             raise RuntimeError(
                 f"{op_name}: positions {positions.tolist()} must be in [0, {cache_len})"
             )
-        cache = cache.clone()
         users = torch.arange(batch)
         cache[users, :, positions] = x[0].to(cache.dtype)
         return cache
