@@ -13,9 +13,11 @@ INTEGER_TYPES = (ttnn.uint32, ttnn.int32, ttnn.uint16, ttnn.uint8)
 
 def _host_from_torch(tensor, dtype, layout):
     """Pack a torch tensor into a real ttnn host tensor (the wheel's own conversion code)."""
-    from ttnn_emulator import install
+    # `from ttnn_emulator import install` would get the install() function, which the package
+    # re-exports under the submodule's name, so import from the submodule itself.
+    from ttnn_emulator.install import ORIGINALS
 
-    return install.ORIGINALS["from_torch"](tensor, dtype=dtype, layout=layout)
+    return ORIGINALS["from_torch"](tensor, dtype=dtype, layout=layout)
 
 
 def _torch_from_host(host_tensor):
