@@ -282,17 +282,20 @@ def reshape(
     )[0]
 
 
-def slice_(input_tensor, starts, ends, steps=None, *, memory_config=None, output_tensor=None,
-           pad_value=None, sub_core_grids=None):
+def slice_(input_tensor, slice_start, slice_end, slice_step=None, *, memory_config=None,
+           output_tensor=None, pad_value=None, sub_core_grids=None):
+    # The parameters are those of the overload that ttnn.slice's docstring documents.
     op_name = "ttnn.slice"
     require_device_tensor(op_name, "input_tensor", input_tensor)
     not_modeled(op_name, output_tensor=output_tensor)
-    starts = as_int_list(starts)
-    ends = as_int_list(ends)
-    steps = as_int_list(steps) if steps is not None else [1] * len(starts)
+    starts = as_int_list(slice_start)
+    ends = as_int_list(slice_end)
+    steps = as_int_list(slice_step) if slice_step is not None else [1] * len(starts)
     rank = input_tensor.value.dim()
     if not len(starts) == len(ends) == len(steps) == rank:
-        raise RuntimeError(f"{op_name}: starts, ends and steps need {rank} entries each")
+        raise RuntimeError(
+            f"{op_name}: slice_start, slice_end and slice_step need {rank} entries each"
+        )
     index = tuple(slice(s, e, st) for s, e, st in zip(starts, ends, steps))
     spec = (input_tensor.dtype, input_tensor.layout, output_memory_config(memory_config))
     return input_tensor.device_handle.launch(
