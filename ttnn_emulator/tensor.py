@@ -25,16 +25,31 @@ def _torch_from_host(host_tensor):
     return host_tensor.to_torch()
 
 
+def to_bfloat16(value: torch.Tensor) -> torch.Tensor:
+    """Round to bfloat16 as ttnn's host conversion does, which stores every NaN as 0x7FC0.
+
+    torch keeps a NaN's sign and top payload bits instead. A bfloat16 input is returned as it is,
+    as ttnn keeps its bits.
+    """
+    if value.dtype == torch.bfloat16:
+        return value
+    rounded = value.to(torch.bfloat16)
+    nan = torch.isnan(rounded)
+    if nan.any():
+        rounded = rounded.masked_fill(nan, float("nan"))
+    return rounded
+
+
 def round_to_dtype(value: torch.Tensor, dtype, layout) -> torch.Tensor:
     """Return `value` rounded exactly as ttnn stores it in `dtype`.
 
-    bfloat16 uses torch's round-to-nearest-even, which equals ttnn's host conversion bit for bit
-    (a conformance test checks this). Block-float types go through the real ttnn packing code, so
+    bfloat16 uses torch's round-to-nearest-even with NaNs stored as ttnn stores them, which equals
+    ttnn's host conversion bit for bit (tests/test_emulator_storage.py checks this). Block-float types go through the real ttnn packing code, so
     the shared exponents and mantissa rounding are the library's own. Integer types are returned
     as int64 after truncation toward zero, as a typecast to an integer type does.
     """
     if dtype == ttnn.bfloat16:
-        return value.to(torch.bfloat16)
+        return to_bfloat16(value)
     if dtype == ttnn.float32:
         return value.to(torch.float32)
     if dtype in BLOCK_FLOAT_TYPES:
