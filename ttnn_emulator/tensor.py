@@ -66,10 +66,10 @@ def padded_shape_of(shape, layout) -> list:
     """Return the shape the card allocates: the last two dims rounded up to 32 in TILE layout."""
     padded = list(shape)
     if layout == ttnn.TILE_LAYOUT:
-        if len(padded) >= 1:
-            padded[-1] = -(-padded[-1] // TILE_SIZE) * TILE_SIZE
-        if len(padded) >= 2:
-            padded[-2] = -(-padded[-2] // TILE_SIZE) * TILE_SIZE
+        # As in ttnn, a tensor of rank 0 or 1 gets a height of one tile: [40] pads to [32, 64].
+        padded = [1] * max(0, 2 - len(padded)) + padded
+        padded[-1] = -(-padded[-1] // TILE_SIZE) * TILE_SIZE
+        padded[-2] = -(-padded[-2] // TILE_SIZE) * TILE_SIZE
     return padded
 
 
