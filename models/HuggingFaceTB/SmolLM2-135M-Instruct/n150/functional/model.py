@@ -78,19 +78,6 @@ class ModelConfig:
         )
 
 
-def rope_tables(config: ModelConfig, max_seq_len: int) -> tuple:
-    """Return cos and sin of every position, [1, 1, max_seq_len, head_dim], in HF's layout.
-
-    HF rotates the two halves of each head (rotate_half), so each table repeats its
-    head_dim / 2 frequencies twice: [f0 .. f31, f0 .. f31].
-    """
-    exponents = torch.arange(0, config.head_dim, 2, dtype=torch.float32) / config.head_dim
-    inv_freq = 1.0 / (config.rope_theta**exponents)
-    angles = torch.outer(torch.arange(max_seq_len, dtype=torch.float32), inv_freq)
-    angles = torch.cat((angles, angles), dim=-1)  # [max_seq_len, head_dim]
-    return angles.cos()[None, None], angles.sin()[None, None]
-
-
 def to_device(tensor: torch.Tensor, device, dtype=ACTIVATION_DTYPE, layout=ttnn.TILE_LAYOUT):
     return ttnn.from_torch(
         tensor, dtype=dtype, layout=layout, device=device, memory_config=ttnn.DRAM_MEMORY_CONFIG
@@ -110,6 +97,19 @@ class RMSNorm:
 
     def __call__(self, x):
         return ttnn.rms_norm(x, epsilon=self.eps, weight=self.weight)
+
+
+def rope_tables(config: ModelConfig, max_seq_len: int) -> tuple:
+    """Return cos and sin of every position, [1, 1, max_seq_len, head_dim], in HF's layout.
+
+    HF rotates the two halves of each head (rotate_half), so each table repeats its
+    head_dim / 2 frequencies twice: [f0 .. f31, f0 .. f31].
+    """
+    exponents = torch.arange(0, config.head_dim, 2, dtype=torch.float32) / config.head_dim
+    inv_freq = 1.0 / (config.rope_theta**exponents)
+    angles = torch.outer(torch.arange(max_seq_len, dtype=torch.float32), inv_freq)
+    angles = torch.cat((angles, angles), dim=-1)  # [max_seq_len, head_dim]
+    return angles.cos()[None, None], angles.sin()[None, None]
 
 
 class Rope:
