@@ -235,7 +235,11 @@ def typecast(input_tensor, dtype, *, memory_config=None, output_tensor=None, sub
 
     def kernel(x):
         if dtype in INTEGER_TYPES:
-            return x.to(torch.float64).trunc()
+            x = x.to(torch.float64).trunc()
+            if dtype == ttnn.uint32:
+                # As ttnn 0.81.1's typecast golden function does: negatives become 0.
+                x = x.clamp(0, 2**32 - 1)
+            return x
         return x.to(torch.float32)
 
     return input_tensor.device_handle.launch(
