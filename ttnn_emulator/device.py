@@ -125,10 +125,10 @@ class EmulatedDevice:
             return [inplace_target]
 
         results = run_kernel(kernel, inputs)
-        outputs = [
-            DeviceTensor(round_to_dtype(result, dtype, layout), dtype, layout, self, memory_config)
-            for result, (dtype, layout, memory_config) in zip(results, output_specs)
-        ]
+        outputs = []
+        for result, (dtype, layout, memory_config) in zip(results, output_specs):
+            value = owned_value(round_to_dtype(result, dtype, layout), inputs, outputs)
+            outputs.append(DeviceTensor(value, dtype, layout, self, memory_config))
         if self.capturing is not None:
             for output in outputs:
                 output.written_by_capture = True
@@ -181,8 +181,9 @@ class EmulatedDevice:
                 target = record.inplace_target
                 target.value = round_to_dtype(results[0], target.dtype, target.layout)
                 continue
-            for output, result in zip(record.outputs, results):
-                output.value = round_to_dtype(result, output.dtype, output.layout)
+            for index, (output, result) in enumerate(zip(record.outputs, results)):
+                value = round_to_dtype(result, output.dtype, output.layout)
+                output.value = owned_value(value, record.inputs, record.outputs[:index])
                 output.written_by_capture = False
 
     def release(self, trace_id):
@@ -192,6 +193,19 @@ class EmulatedDevice:
                 f"ttnn.release_trace: trace {int(trace_id)} does not exist "
                 "(never captured, or already released)"
             )
+
+
+def owned_value(value, inputs, outputs):
+    """Return `value`, copied if it shares storage with an input or another output.
+
+    Kernels of views (reshape, slice, to_layout) may return the input's storage, and in-place
+    cache updates write into a tensor's storage, so a shared buffer would change both tensors.
+    """
+    pointer = value.untyped_storage().data_ptr()
+    for tensor in list(inputs) + list(outputs):
+        if tensor is not None and tensor.value.untyped_storage().data_ptr() == pointer:
+            return value.clone()
+    return value
 
 
 def run_kernel(kernel, inputs):
