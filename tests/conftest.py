@@ -1,6 +1,14 @@
 """Shared pytest options: slow tests run only with --run-slow."""
 
+import pathlib
+import sys
+
 import pytest
+
+# eval.py, scripts/ and the bringup package import from the repo root, also under a bare `pytest`.
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
 
 
 def pytest_addoption(parser):
