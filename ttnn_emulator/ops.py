@@ -1142,13 +1142,14 @@ SDPA_TYPES = (ttnn.bfloat16, ttnn.bfloat8_b, ttnn.bfloat4_b)
 
 
 def attention(q, k, v, mask, scale):
-    """Softmax attention in float32 with grouped K/V heads; `mask` is True where attention is allowed."""
-    groups = q.shape[1] // k.shape[1]
-    k = k.repeat_interleave(groups, dim=1)
-    v = v.repeat_interleave(groups, dim=1)
-    scores = torch.matmul(q, k.transpose(-1, -2)) * scale
-    scores = scores.masked_fill(~mask, float("-inf"))
-    return torch.matmul(torch.softmax(scores, dim=-1), v)
+    """Softmax attention in float32 with grouped K/V heads; `mask` is True where attention is allowed.
+
+    Query head h reads K/V head h // (num_heads / num_kv_heads). torch's fused kernel does that
+    without copying K and V per query head. A row whose mask is all False comes out as NaN or 0.
+    """
+    return torch.nn.functional.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, scale=scale, enable_gqa=q.shape[1] != k.shape[1]
+    )
 
 
 def scaled_dot_product_attention(
