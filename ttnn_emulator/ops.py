@@ -1120,8 +1120,11 @@ def paged_update_cache(
             raise RuntimeError(
                 f"{op_name}: positions {positions.tolist()} must be in [0, {cache_len})"
             )
-        users = torch.arange(batch)
-        cache[users, :, positions] = x[0].to(cache.dtype)
+        # cache[user, head, positions[user]] = x[0, user, head], by index_put_, which is several
+        # times faster than the equivalent cache[users, :, positions] assignment.
+        users = torch.arange(batch).reshape(batch, 1)
+        heads = torch.arange(cache.shape[1]).reshape(1, -1)
+        cache.index_put_((users, heads, positions.reshape(batch, 1)), x[0].to(cache.dtype))
         return cache
 
     return device.launch(
