@@ -573,6 +573,17 @@ def rms_norm(
     )[0]
 
 
+def shapes_broadcast(shape_a, shape_b) -> bool:
+    """Return True if two shapes broadcast together under torch's (NumPy's) rules.
+
+    torch.broadcast_shapes would do, but its first call imports sympy, which takes seconds.
+    """
+    for size_a, size_b in zip(reversed(shape_a), reversed(shape_b)):
+        if size_a != size_b and size_a != 1 and size_b != 1:
+            return False
+    return True
+
+
 def binary(op_name, torch_op, a, b, dtype, memory_config, output_tensor, activations,
            a_activations, b_activations):
     not_modeled(
@@ -589,13 +600,10 @@ def binary(op_name, torch_op, a, b, dtype, memory_config, output_tensor, activat
         if not isinstance(t, (int, float)):
             require_device_tensor(op_name, name, t)
     device = same_device(op_name, tensors)
-    if len(tensors) == 2:
-        try:
-            torch.broadcast_shapes(a.value.shape, b.value.shape)
-        except RuntimeError:
-            raise RuntimeError(
-                f"{op_name}: shapes {list(a.shape)} and {list(b.shape)} cannot be broadcast"
-            ) from None
+    if len(tensors) == 2 and not shapes_broadcast(a.value.shape, b.value.shape):
+        raise RuntimeError(
+            f"{op_name}: shapes {list(a.shape)} and {list(b.shape)} cannot be broadcast"
+        )
     first = tensors[0]
     layout = TILE if any(t.layout == TILE for t in tensors) else ROW_MAJOR
     spec = (dtype if dtype is not None else first.dtype, layout, output_memory_config(memory_config))
