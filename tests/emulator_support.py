@@ -13,6 +13,7 @@ import torch
 import ttnn
 
 import ttnn_emulator
+
 # `from ttnn_emulator import install` would get the install() function, not the submodule.
 install_module = importlib.import_module("ttnn_emulator.install")
 

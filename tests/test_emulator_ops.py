@@ -14,14 +14,14 @@ import pytest
 import torch
 import ttnn
 
-from emulator_support import (  # noqa: F401 (device is a fixture)
+import emulator_support
+from emulator_support import (
     DECODE_BATCH,
     HEAD_DIM,
     HIDDEN,
     MLP_DIM,
     NUM_HEADS,
     NUM_KV_HEADS,
-    device,
     golden,
     host_round_trip,
     on_device,
@@ -29,6 +29,9 @@ from emulator_support import (  # noqa: F401 (device is a fixture)
     stored,
     to_bits,
 )
+
+# The fixture, assigned here so that pytest finds it in this module.
+device = emulator_support.device
 
 TILE = ttnn.TILE_LAYOUT
 ROW_MAJOR = ttnn.ROW_MAJOR_LAYOUT
@@ -160,7 +163,9 @@ def test_rms_norm_residual(device):
     output = ttnn.rms_norm(x, epsilon=1e-5, weight=weight, residual_input_tensor=residual)
 
     expected = golden("rms_norm")(
-        stored(x), stored(weight).reshape(HIDDEN), epsilon=1e-5,
+        stored(x),
+        stored(weight).reshape(HIDDEN),
+        epsilon=1e-5,
         residual_input_tensor=stored(residual),
     )
     assert_bfloat16_matches(output, expected, [1, 1, 32, HIDDEN])
@@ -481,13 +486,17 @@ def rope_angles(length):
 def hf_cos_sin(length):
     """Return HuggingFace's rotate-half cos and sin caches, [1, 1, length, head_dim]."""
     angles = torch.cat([rope_angles(length), rope_angles(length)], dim=-1)
-    return angles.cos().reshape(1, 1, length, HEAD_DIM), angles.sin().reshape(1, 1, length, HEAD_DIM)
+    return angles.cos().reshape(1, 1, length, HEAD_DIM), angles.sin().reshape(
+        1, 1, length, HEAD_DIM
+    )
 
 
 def meta_cos_sin(length):
     """Return Meta's interleaved cos and sin caches: each angle repeated for its (2i, 2i+1) pair."""
     angles = rope_angles(length).repeat_interleave(2, dim=-1)
-    return angles.cos().reshape(1, 1, length, HEAD_DIM), angles.sin().reshape(1, 1, length, HEAD_DIM)
+    return angles.cos().reshape(1, 1, length, HEAD_DIM), angles.sin().reshape(
+        1, 1, length, HEAD_DIM
+    )
 
 
 def transformation_matrix():
@@ -543,7 +552,10 @@ def test_rotary_embedding_prefill(device, seq):
     rope = golden("rotary_embedding", "experimental")
     values = stored(x)
     expected = torch.cat(
-        [rope(values[:, :, p : p + 1], stored(cos_cache), stored(sin_cache), p) for p in range(seq)],
+        [
+            rope(values[:, :, p : p + 1], stored(cos_cache), stored(sin_cache), p)
+            for p in range(seq)
+        ],
         dim=2,
     )
     assert_bfloat16_matches(output, expected, [1, NUM_HEADS, seq, HEAD_DIM])
@@ -666,8 +678,12 @@ def test_scaled_dot_product_attention_decode(device, positions_on_device, cache_
     positions[3] = -1  # "If a position is given as (-1), compute ... is skipped."
     positions[4] = CACHE_LEN - 1
     q = on_device(device, random(1, DECODE_BATCH, NUM_HEADS, HEAD_DIM))
-    k = on_device(device, random(DECODE_BATCH, NUM_KV_HEADS, CACHE_LEN, HEAD_DIM, seed=1), cache_dtype)
-    v = on_device(device, random(DECODE_BATCH, NUM_KV_HEADS, CACHE_LEN, HEAD_DIM, seed=2), cache_dtype)
+    k = on_device(
+        device, random(DECODE_BATCH, NUM_KV_HEADS, CACHE_LEN, HEAD_DIM, seed=1), cache_dtype
+    )
+    v = on_device(
+        device, random(DECODE_BATCH, NUM_KV_HEADS, CACHE_LEN, HEAD_DIM, seed=2), cache_dtype
+    )
 
     if positions_on_device:
         position_tensor = on_device(device, torch.tensor(positions), ttnn.int32, ROW_MAJOR)

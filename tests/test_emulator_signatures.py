@@ -6,14 +6,11 @@ that comes with the text. Python ops are read with inspect.signature.
 """
 
 import ast
-import importlib
 import inspect
 
 import pytest
 
-from emulator_support import REAL_OPS
-# `from ttnn_emulator import install` would get the install() function, not the submodule.
-install_module = importlib.import_module("ttnn_emulator.install")
+from emulator_support import REAL_OPS, install_module
 from ttnn_emulator import ops
 
 POSITIONAL = inspect.Parameter.POSITIONAL_OR_KEYWORD
@@ -91,9 +88,7 @@ def parse_nanobind(signature_text, defaults):
 
 
 def inspect_parameters(function):
-    return [
-        (p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()
-    ]
+    return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
 
 
 def real_overloads(real):
@@ -158,7 +153,7 @@ def test_installed_names_point_at_emulator():
 def test_parser_reads_defaults_and_kinds():
     # A hand-written nanobind line with every form the real texts use.
     text = (
-        'def __call__(self, a: ttnn.Tensor, b: dict[str, int] | None = \\0, \\*, '
+        "def __call__(self, a: ttnn.Tensor, b: dict[str, int] | None = \\0, \\*, "
         'c: "ns::Config" | None = \\1, d: bool = True) -> None'
     )
     parsed = parse_nanobind(text, (None, [1, 2]))

@@ -10,8 +10,12 @@ import pytest
 import torch
 import ttnn
 
-from emulator_support import device, host_round_trip, install_module, to_bits  # noqa: F401
+import emulator_support
+from emulator_support import host_round_trip, install_module, to_bits
 from ttnn_emulator.tensor import round_to_dtype
+
+# The fixture, assigned here so that pytest finds it in this module.
+device = emulator_support.device
 
 TILE = ttnn.TILE_LAYOUT
 ROW_MAJOR = ttnn.ROW_MAJOR_LAYOUT
@@ -41,8 +45,24 @@ def subnormals(shape):
 def extreme_exponents(shape):
     # 1e30 and 1e-30 inside one 16-element block: a shared exponent cannot keep both.
     block = torch.tensor(
-        [1e30, 1e-30, -1e30, 3.0, -1e-30, 1e20, 7e-20, 1.0,
-         -2.5, 1e38, 3.3e38, 1e-37, 0.0, -0.0, 65504.0, 1e-5]
+        [
+            1e30,
+            1e-30,
+            -1e30,
+            3.0,
+            -1e-30,
+            1e20,
+            7e-20,
+            1.0,
+            -2.5,
+            1e38,
+            3.3e38,
+            1e-37,
+            0.0,
+            -0.0,
+            65504.0,
+            1e-5,
+        ]
     )
     return block.repeat(numel(shape) // 16 + 1)[: numel(shape)].reshape(shape)
 
@@ -51,8 +71,24 @@ def nan_and_inf(shape):
     # ttnn's host conversion accepts NaN and inf; bfloat16 keeps them, block floats keep them
     # and flush the rest of their block.
     block = torch.tensor(
-        [float("nan"), 1.0, float("inf"), -2.0, float("-inf"), 0.5, 3.0, -0.25,
-         4.0, -8.0, 0.125, 1e-3, -1e3, 2.0, 5.0, 6.0]
+        [
+            float("nan"),
+            1.0,
+            float("inf"),
+            -2.0,
+            float("-inf"),
+            0.5,
+            3.0,
+            -0.25,
+            4.0,
+            -8.0,
+            0.125,
+            1e-3,
+            -1e3,
+            2.0,
+            5.0,
+            6.0,
+        ]
     )
     values = block.repeat(numel(shape) // 16 + 1)[: numel(shape)].reshape(shape)
     # A block without special values stays finite, so only some rows see the flushing.
@@ -143,7 +179,9 @@ def test_round_to_dtype_matches_host(dtype, layout, shape, data):
     actual = round_to_dtype(value, dtype, layout)
     assert actual.dtype == expected.dtype
     mismatches = (to_bits(actual) != to_bits(expected)).sum().item()
-    assert mismatches == 0, f"{mismatches} of {value.numel()} values differ from ttnn's host packing"
+    assert mismatches == 0, (
+        f"{mismatches} of {value.numel()} values differ from ttnn's host packing"
+    )
 
 
 @pytest.mark.parametrize("data", FLOAT_DATA.values(), ids=FLOAT_DATA.keys())

@@ -10,17 +10,19 @@ import pytest
 import torch
 import ttnn
 
-from emulator_support import (  # noqa: F401 (device is a fixture)
+import emulator_support
+from emulator_support import (
     DECODE_BATCH,
     HEAD_DIM,
     HIDDEN,
     NUM_HEADS,
     NUM_KV_HEADS,
-    TRACE_REGION_SIZE,
-    device,
     install_module,
     to_bits,
 )
+
+# The fixture, assigned here so that pytest finds it in this module.
+device = emulator_support.device
 
 TILE = ttnn.TILE_LAYOUT
 ROW_MAJOR = ttnn.ROW_MAJOR_LAYOUT
@@ -104,7 +106,10 @@ def test_replay_reads_new_input(device, mlp_weights):
     [
         lambda d, target: ttnn.from_torch(torch.zeros(1, 32), dtype=ttnn.bfloat16, device=d),
         lambda d, target: ttnn.as_tensor(
-            torch.zeros(1, 32), dtype=ttnn.bfloat16, layout=TILE, device=d,
+            torch.zeros(1, 32),
+            dtype=ttnn.bfloat16,
+            layout=TILE,
+            device=d,
             memory_config=ttnn.DRAM_MEMORY_CONFIG,
         ),
         lambda d, target: ttnn.to_device(host(torch.zeros(1, 32)), d),
@@ -163,8 +168,11 @@ def test_uncompiled_program_in_capture_raises(device, mlp_weights):
     trace_id = ttnn.begin_trace_capture(device, cq_id=0)
     try:
         # Same ops, new input shape: a program the cache has not seen.
-        with pytest.raises(RuntimeError, match=r"ttnn.rms_norm: this program .* was not compiled "
-                                               r"before trace capture began"):
+        with pytest.raises(
+            RuntimeError,
+            match=r"ttnn.rms_norm: this program .* was not compiled "
+            r"before trace capture began",
+        ):
             mlp_step(longer, *mlp_weights)
     finally:
         ttnn.end_trace_capture(device, trace_id, cq_id=0)
