@@ -280,7 +280,10 @@ class Reference:
     """The prompt followed by the greedy HF continuation, as one token sequence."""
 
     hf_model: object
+    tokenizer: object
     tokens: object  # torch.LongTensor [prompt_len + new_tokens]
+    # The HF logits that chose each new token, float32 [new_tokens, vocab].
+    hf_logits: object
     prompt_len: int
     requested_new_tokens: int
     vocab_size: int
@@ -317,7 +320,9 @@ def tokenize_prompt(prompt: Prompt, args) -> list[int]:
     return ids
 
 
-def generate_reference(hf_model, prompt_ids: list[int], max_new_tokens: int) -> Reference:
+def generate_reference(
+    hf_model, tokenizer, prompt_ids: list[int], max_new_tokens: int
+) -> Reference:
     """Generate up to `max_new_tokens` greedy tokens after `prompt_ids` with the HF model."""
     import torch
 
@@ -332,10 +337,14 @@ def generate_reference(hf_model, prompt_ids: list[int], max_new_tokens: int) -> 
             do_sample=False,
             use_cache=True,
             pad_token_id=hf_model.generation_config.pad_token_id,
+            return_dict_in_generate=True,
+            output_logits=True,
         )
     reference = Reference(
         hf_model=hf_model,
-        tokens=output[0].cpu(),
+        tokenizer=tokenizer,
+        tokens=output.sequences[0].cpu(),
+        hf_logits=torch.cat(output.logits).float().cpu(),
         prompt_len=len(prompt_ids),
         requested_new_tokens=max_new_tokens,
         vocab_size=hf_model.config.vocab_size,
@@ -359,8 +368,8 @@ def prepare_reference(args, prompt: Prompt) -> Reference:
 
     prompt_ids = tokenize_prompt(prompt, args)
     print(f"Prompt: {prompt.description}, {len(prompt_ids)} tokens", flush=True)
-    hf_model, _tokenizer = hf.load_hf_model(args.model, args.revision)
-    return generate_reference(hf_model, prompt_ids, args.max_new_tokens)
+    hf_model, tokenizer = hf.load_hf_model(args.model, args.revision)
+    return generate_reference(hf_model, tokenizer, prompt_ids, args.max_new_tokens)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,14 +387,30 @@ class Score:
     decode_calls: int = 0
     prefill_ms: float = 0.0
     decode_step_ms: list = dataclasses.field(default_factory=list)
+    top1_misses: list = dataclasses.field(default_factory=list)
 
-    def add(self, logits, target_id: int) -> None:
+    def add(self, logits, reference: "Reference", step: int) -> None:
+        """Score the logits of new token `step` (0 is the token after the prompt)."""
         import torch
 
+        target_id = int(reference.tokens[reference.prompt_len + step])
         top5 = torch.topk(logits.float(), k=5).indices
-        self.top1_hits += int(top5[0].item() == target_id)
+        predicted_id = int(top5[0])
+        self.top1_hits += int(predicted_id == target_id)
         self.top5_hits += int((top5 == target_id).any().item())
         self.total += 1
+        if predicted_id != target_id:
+            hf_logits = reference.hf_logits[step]
+            # A small gap means HF itself nearly chose the predicted token (a near tie).
+            gap = float(hf_logits[target_id] - hf_logits[predicted_id])
+            self.top1_misses.append(
+                {
+                    "step": step,
+                    "expected": target_id,
+                    "predicted": predicted_id,
+                    "hf_logit_gap": round(gap, 4),
+                }
+            )
 
 
 def returned_cache(outputs):
@@ -445,7 +470,7 @@ def score_model(model, reference: Reference, prefill_decode: bool = False) -> Sc
             outputs = model(tokens[:prompt_len].unsqueeze(0), past_key_values=None, use_cache=True)
         score.prefill_ms = (time.perf_counter() - start) * 1000
         past = returned_cache(outputs)
-        score.add(last_logits(outputs, reference.vocab_size), int(tokens[prompt_len]))
+        score.add(last_logits(outputs, reference.vocab_size), reference, step=0)
         print(f"Prefill: {prompt_len} tokens in {score.prefill_ms:.1f} ms", flush=True)
 
         # Step i feeds reference token prompt_len + i - 1 and scores token prompt_len + i.
@@ -456,7 +481,7 @@ def score_model(model, reference: Reference, prefill_decode: bool = False) -> Sc
             outputs = model(tokens[position].view(1, 1), past_key_values=past, use_cache=True)
             score.decode_step_ms.append((time.perf_counter() - start) * 1000)
             past = returned_cache(outputs)
-            score.add(last_logits(outputs, reference.vocab_size), int(tokens[position + 1]))
+            score.add(last_logits(outputs, reference.vocab_size), reference, step)
             score.decode_calls += 1
     return score
 
@@ -524,6 +549,7 @@ def summarize(score: Score, reference: Reference, trace_requested: bool, traced)
         if timed_steps
         else None,
         "first_decode_ms": round(steps_ms[0], 3) if steps_ms else None,
+        "top1_misses": score.top1_misses,
     }
 
 
@@ -539,7 +565,22 @@ def trace_line(metrics: dict) -> str:
     return "Decode trace: off"
 
 
-def print_report(metrics: dict) -> None:
+def print_misses(misses: list, tokenizer, limit: int = 10) -> None:
+    print(
+        f"Top-1 misses: {len(misses)} (the HF logit gap is HF's margin for its token over the model's)"
+    )
+    for miss in misses[:limit]:
+        expected = tokenizer.decode([miss["expected"]])
+        predicted = tokenizer.decode([miss["predicted"]])
+        print(
+            f"  step {miss['step']}: expected {expected!r}, model predicted {predicted!r}, "
+            f"HF logit gap {miss['hf_logit_gap']:.3f}"
+        )
+    if len(misses) > limit:
+        print(f"  ... {len(misses) - limit} more")
+
+
+def print_report(metrics: dict, tokenizer) -> None:
     prefill_mode = "token by token" if metrics.get("prefill_decode") else "one forward call"
     print(f"Prefill length: {metrics['prefill_len']} tokens ({prefill_mode})")
     stopped = ", the reference stopped early at EOS" if metrics["reference_stopped_early"] else ""
@@ -559,6 +600,8 @@ def print_report(metrics: dict) -> None:
         print(f"Decode time: {metrics['decode_ms_per_token']:.1f} ms/token (1 step)")
     if metrics["device"] != "cpu":
         print(trace_line(metrics))
+    if metrics["top1_misses"]:
+        print_misses(metrics["top1_misses"], tokenizer)
     print(f"Top-1 accuracy: {metrics['top1'] * 100:.2f}% ({metrics['top1']:.4f})")
     print(f"Top-5 accuracy: {metrics['top5'] * 100:.2f}% ({metrics['top5']:.4f})", flush=True)
 
@@ -599,7 +642,7 @@ def run(args) -> dict:
             device=device_kind, model_path=str(model_path), build_s=round(result["build_s"], 3)
         )
     metrics["prefill_decode"] = bool(args.prefill_decode)
-    print_report(metrics)
+    print_report(metrics, reference.tokenizer)
     return metrics
 
 

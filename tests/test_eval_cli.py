@@ -40,6 +40,19 @@ def build_model(hf_model, tt_device, max_seq_len):
     return StandInModel(hf_model)
 """
 
+# A stand-in that swaps the two best logits at decode step 3, which scores new token 3.
+SWAPPING_MODEL = STAND_IN_MODEL.replace(
+    "        return self.hf_model(input_ids, past_key_values=past_key_values, use_cache=use_cache)",
+    """        outputs = self.hf_model(input_ids, past_key_values=past_key_values, use_cache=use_cache)
+        if past_key_values is not None:
+            self.decode_calls = getattr(self, "decode_calls", 0) + 1
+            if self.decode_calls == 3:
+                last = outputs.logits[0, -1]
+                best, second = torch.topk(last, 2).indices.tolist()
+                last[best], last[second] = last[second].clone(), last[best].clone()
+        return outputs""",
+)
+
 # A model.py whose build_model fails after receiving the device. At exit it prints whether that
 # device is still open, which shows whether eval.py closed it on the error path.
 FAILING_BUILD_MODEL = """
@@ -335,6 +348,20 @@ def test_reference_stopping_at_eos(stand_in, tmp_path):
         in result.stdout
     )
     assert parse_accuracy(result.stdout, "Top-1") == 1.0
+
+
+def test_top1_miss_reported(tmp_path):
+    path = tmp_path / "model.py"
+    path.write_text(SWAPPING_MODEL)
+    assert SWAPPING_MODEL != STAND_IN_MODEL
+    result = run_eval_py(
+        path, "--device", "emulator", "--prompt_file", PROMPTS / "bread.txt", "--max_new_tokens", 8
+    )
+    assert result.returncode == 0, result.stderr
+    assert parse_accuracy(result.stdout, "Top-1") == 0.875
+    assert parse_accuracy(result.stdout, "Top-5") == 1.0
+    assert "Top-1 misses: 1 " in result.stdout
+    assert "  step 3: expected " in result.stdout
 
 
 def test_build_failure_closes_device(tmp_path):
