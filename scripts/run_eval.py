@@ -156,7 +156,7 @@ def run(args, metrics: dict) -> None:
         results = harness.run(eval_args)
 
     metrics.update(results)
-    # The client's --decode-len; decode_len from eval.py counts the tokens scored.
+    # decode_len from eval.py counts the tokens scored, which is less after an early EOS.
     metrics["requested_decode_len"] = args.decode_len
     if args.mode == "tt" and args.trace and not metrics["trace"]:
         print(
