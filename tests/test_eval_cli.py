@@ -354,9 +354,8 @@ def test_top1_miss_reported(tmp_path):
     path = tmp_path / "model.py"
     path.write_text(SWAPPING_MODEL)
     assert SWAPPING_MODEL != STAND_IN_MODEL
-    result = run_eval_py(
-        path, "--device", "emulator", "--prompt_file", PROMPTS / "bread.txt", "--max_new_tokens", 8
-    )
+    prompt = "The best way to learn a new language is"
+    result = run_eval_py(path, "--device", "emulator", "--prompt", prompt, "--max_new_tokens", 8)
     assert result.returncode == 0, result.stderr
     assert parse_accuracy(result.stdout, "Top-1") == 0.875
     assert parse_accuracy(result.stdout, "Top-5") == 1.0
