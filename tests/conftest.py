@@ -10,6 +10,9 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+# Set ttnn's and OpenMP's environment before any test module imports torch or ttnn.
+import bringup  # noqa: E402,F401
+
 
 def pytest_addoption(parser):
     parser.addoption(
