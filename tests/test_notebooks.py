@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import re
 import time
 
 import nbformat
@@ -14,6 +15,8 @@ CELL_TIMEOUT_S = 600
 MAX_NOTEBOOK_BYTES = 1_000_000
 # Paths of this machine that must not show in committed outputs.
 MACHINE_PATHS = ("/work/", "/root/", "/home/", "/tmp/")
+# IPython colors its tracebacks with ANSI escape sequences, which a failure message strips.
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 # The device opens right after the imports, except in notebook 07 (its sixth code cell). That
 # notebook runs eval.py first, which opens the device in its own process, and a card can be open
 # in one process at a time.
@@ -115,16 +118,21 @@ def test_all_notebooks_run_in_order(capsys):
             resources={"metadata": {"path": str(NOTEBOOKS_DIR)}},
         )
         start = time.perf_counter()
+        failure = None
         with client.setup_kernel():
             for index, cell in enumerate(notebook.cells):
                 try:
                     client.execute_cell(cell, index)
                 except (CellExecutionError, CellTimeoutError) as error:
                     first_line = cell.source.splitlines()[0] if cell.source else ""
-                    pytest.fail(
-                        f"{path.name} cell {index + 1} ({first_line!r}) failed:\n{error}",
-                        pytrace=False,
+                    failure = (
+                        f"{path.name} cell {index + 1} ({first_line!r}) failed:\n"
+                        + ANSI_ESCAPE.sub("", str(error))
                     )
+                    break
+        # Outside the except block, so the report does not repeat the error as a chained one.
+        if failure is not None:
+            pytest.fail(failure, pytrace=False)
         times[path.name] = time.perf_counter() - start
         with capsys.disabled():
             print(f"\n{path.name}: {times[path.name]:.0f} s", end="")
