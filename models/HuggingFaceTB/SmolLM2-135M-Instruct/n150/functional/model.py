@@ -10,6 +10,7 @@ Every step from the embedding lookup to the logits is a ttnn op:
 - ttnn.transformer.scaled_dot_product_attention[_decode]: fused causal attention with GQA
 - ttnn.experimental.nlp_concat_heads, ttnn.transpose, ttnn.reshape: move heads back into place
 - ttnn.silu, ttnn.mul, ttnn.add: the SwiGLU MLP and the residual connections
+- ttnn.typecast: from the float32 residual stream to bfloat16 activations after each norm
 Decode runs in a captured trace: the host only writes the next token and its position into
 preallocated device tensors (ttnn.copy_host_to_device_tensor), then replays the trace.
 
@@ -30,9 +31,13 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 TILE_SIZE = 32
 # Decode ops take one row per user, and a tile has 32 rows, so decode runs 32 users wide.
 DECODE_BATCH = TILE_SIZE
-# bfloat8_b weights keep top-1 within a point of bfloat16 weights (see MODEL_BRINGUP.md).
 WEIGHT_DTYPE = ttnn.bfloat8_b
 ACTIVATION_DTYPE = ttnn.bfloat16
+# Measured exceptions (MODEL_BRINGUP.md, "Precision"): the residual stream is float32, because
+# token 0 carries a value near 23,000 there, where bfloat16's step is 128; the LM head is bfloat16,
+# because bfloat8_b logits flipped near-tied top-1 tokens. Together: top-1 0.93 -> 0.96.
+RESIDUAL_DTYPE = ttnn.float32
+LM_HEAD_DTYPE = ttnn.bfloat16
 
 
 def pad_to_tile(length: int) -> int:
@@ -84,9 +89,10 @@ def to_device(tensor: torch.Tensor, device, dtype=ACTIVATION_DTYPE, layout=ttnn.
     )
 
 
-def load_linear_weight(weight: torch.Tensor, device):
-    """HF Linear weight [out, in] -> ttnn [1, 1, in, out] in bfloat8_b, ready for x @ W."""
-    return to_device(weight.T.contiguous()[None, None], device, WEIGHT_DTYPE)
+def load_linear_weight(weight: torch.Tensor, device, dtype=None):
+    """HF Linear weight [out, in] -> ttnn [1, 1, in, out] for x @ W, in WEIGHT_DTYPE by default."""
+    dtype = WEIGHT_DTYPE if dtype is None else dtype
+    return to_device(weight.T.contiguous()[None, None], device, dtype)
 
 
 class RMSNorm:
@@ -96,7 +102,10 @@ class RMSNorm:
         self.weight = to_device(weight[None, None, None], device)
 
     def __call__(self, x):
-        return ttnn.rms_norm(x, epsilon=self.eps, weight=self.weight)
+        # float32 residual in, bfloat16 activation out for the matmuls that follow.
+        return ttnn.typecast(
+            ttnn.rms_norm(x, epsilon=self.eps, weight=self.weight), ACTIVATION_DTYPE
+        )
 
 
 def rope_tables(config: ModelConfig, max_seq_len: int) -> tuple:
@@ -227,12 +236,14 @@ class DecoderLayer:
         self.mlp = MLP(state_dict, f"{prefix}mlp.", device)
 
     def prefill(self, x, rope: Rope):
-        x = ttnn.add(x, self.self_attn.prefill(self.input_layernorm(x), rope))
-        return ttnn.add(x, self.mlp(self.post_attention_layernorm(x)))
+        attn = self.self_attn.prefill(self.input_layernorm(x), rope)
+        x = ttnn.add(x, attn, dtype=RESIDUAL_DTYPE)
+        return ttnn.add(x, self.mlp(self.post_attention_layernorm(x)), dtype=RESIDUAL_DTYPE)
 
     def decode(self, x, positions, rope_rows):
-        x = ttnn.add(x, self.self_attn.decode(self.input_layernorm(x), positions, rope_rows))
-        return ttnn.add(x, self.mlp(self.post_attention_layernorm(x)))
+        attn = self.self_attn.decode(self.input_layernorm(x), positions, rope_rows)
+        x = ttnn.add(x, attn, dtype=RESIDUAL_DTYPE)
+        return ttnn.add(x, self.mlp(self.post_attention_layernorm(x)), dtype=RESIDUAL_DTYPE)
 
 
 class DeviceKVCache:
@@ -275,7 +286,8 @@ class SmolLM2ForCausalLM(torch.nn.Module, GenerationMixin):
         # ttnn.embedding needs a ROW_MAJOR bfloat16 table: [1, 1, vocab, hidden].
         self.embed_tokens = to_device(embedding[None, None], device, layout=ttnn.ROW_MAJOR_LAYOUT)
         # Tied embeddings: the LM head is the same matrix, as [1, 1, hidden, vocab].
-        self.lm_head = load_linear_weight(state_dict.get("lm_head.weight", embedding), device)
+        lm_head = state_dict.get("lm_head.weight", embedding)
+        self.lm_head = load_linear_weight(lm_head, device, LM_HEAD_DTYPE)
         self.rope = Rope(config, pad_to_tile(max_seq_len), device)
         self.norm = RMSNorm(state_dict["model.norm.weight"], config.rms_norm_eps, device)
         self.layers = [
@@ -332,7 +344,9 @@ class SmolLM2ForCausalLM(torch.nn.Module, GenerationMixin):
         tokens = to_device(
             tokens.to(torch.int32), self.device_handle, ttnn.uint32, ttnn.ROW_MAJOR_LAYOUT
         )
-        x = ttnn.embedding(tokens, self.embed_tokens, layout=ttnn.TILE_LAYOUT)  # [1, S, 576]
+        x = ttnn.embedding(
+            tokens, self.embed_tokens, layout=ttnn.TILE_LAYOUT, dtype=RESIDUAL_DTYPE
+        )  # [1, S, 576]
         x = ttnn.reshape(x, [1, 1, padded, self.model_config.hidden_size])
         for layer in self.layers:
             x = layer.prefill(x, self.rope)
@@ -341,7 +355,9 @@ class SmolLM2ForCausalLM(torch.nn.Module, GenerationMixin):
 
     def decode_step(self):
         """Run one decode step on the preallocated inputs and return logits [1, 1, 32, vocab]."""
-        x = ttnn.embedding(self.decode_tokens, self.embed_tokens, layout=ttnn.TILE_LAYOUT)
+        x = ttnn.embedding(
+            self.decode_tokens, self.embed_tokens, layout=ttnn.TILE_LAYOUT, dtype=RESIDUAL_DTYPE
+        )
         x = ttnn.reshape(x, [1, 1, DECODE_BATCH, self.model_config.hidden_size])
         rope_rows = self.rope.decode_rows(self.decode_rope_positions)
         for layer in self.layers:
