@@ -29,7 +29,6 @@ if str(REPO_ROOT) not in sys.path:
 
 import eval as harness  # noqa: E402
 
-DEFAULT_PREFILL_LEN = 128
 DEFAULT_DECODE_LEN = 100
 METRICS_PREFIX = "YT_METRICS="
 
@@ -51,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--prefill-len",
         type=int,
-        default=DEFAULT_PREFILL_LEN,
-        help=f"prompt length in tokens (default {DEFAULT_PREFILL_LEN})",
+        default=None,
+        help="prompt length in tokens, the default prompt cut or repeated to fit "
+        "(default: the whole default prompt, prompts/lisbon.txt, 178 tokens)",
     )
     parser.add_argument(
         "--decode-len",
@@ -91,9 +91,14 @@ def resolve_model_path(hf_model: str, system: str) -> pathlib.Path:
     return path
 
 
-def build_prompt_ids(tokenizer, prefill_len: int) -> list[int]:
-    """Return exactly `prefill_len` token ids of the default English prompt, repeated as needed."""
+def build_prompt_ids(tokenizer, prefill_len: int | None) -> list[int]:
+    """Return exactly `prefill_len` token ids of the default English prompt, repeated as needed.
+
+    With `prefill_len` None, return the whole prompt, the one eval.py uses by default.
+    """
     text = harness.DEFAULT_PROMPT_FILE.read_text(encoding="utf-8").removesuffix("\n")
+    if prefill_len is None:
+        return tokenizer(text)["input_ids"]
     # The blank line separates the repeats, as between two paragraphs.
     ids = tokenizer(text + "\n\n")["input_ids"]
     repeats = -(-prefill_len // len(ids))
@@ -105,7 +110,7 @@ def check_arguments(args) -> None:
         raise harness.UsageError(
             f"--batch {args.batch} is not supported; the eval runs batch 1 only"
         )
-    if args.prefill_len < 1:
+    if args.prefill_len is not None and args.prefill_len < 1:
         raise harness.UsageError(f"--prefill-len must be at least 1, got {args.prefill_len}")
     if args.decode_len < 1:
         raise harness.UsageError(f"--decode-len must be at least 1, got {args.decode_len}")
@@ -128,6 +133,7 @@ def run(args, metrics: dict) -> None:
         raise harness.UsageError(str(exc)) from exc
     tokenizer = hf.load_hf_tokenizer(args.hf_model, args.revision)
     prompt_ids = build_prompt_ids(tokenizer, args.prefill_len)
+    metrics["prefill_len"] = len(prompt_ids)
 
     with tempfile.TemporaryDirectory(prefix="run_eval-") as folder:
         ids_file = pathlib.Path(folder) / "prompt_ids.json"
@@ -142,7 +148,7 @@ def run(args, metrics: dict) -> None:
             "--max_new_tokens",
             str(args.decode_len),
             "--max_seq_len",
-            str(max(1024, args.prefill_len + args.decode_len)),
+            str(max(1024, len(prompt_ids) + args.decode_len)),
             "--trace",
             str(args.trace),
         ]
