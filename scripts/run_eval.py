@@ -34,8 +34,9 @@ METRICS_PREFIX = "YT_METRICS="
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Teacher-forcing eval that prints YT_METRICS JSON."
+    parser = MetricsArgumentParser(
+        description="Teacher-forcing eval for automation: prints one line YT_METRICS=<json> "
+        "with top1, top5 and timings on stdout, everything else on stderr."
     )
     parser.add_argument(
         "--mode",
@@ -172,6 +173,18 @@ def run(args, metrics: dict) -> None:
         )
 
 
+class MetricsArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser that reports a bad command line as one error line plus a metrics line.
+
+    Automation parses the YT_METRICS line of every run, including a run whose arguments are wrong.
+    """
+
+    def error(self, message):
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        print(METRICS_PREFIX + json.dumps({"error": message}), flush=True)
+        self.exit(2)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     metrics = {
@@ -206,6 +219,10 @@ def main(argv=None) -> int:
         traceback.print_exc()
         metrics["error"] = f"{type(exc).__name__}: {exc}"
         status = 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        metrics["error"] = "interrupted"
+        status = 130
     sys.stderr.flush()
     print(METRICS_PREFIX + json.dumps(metrics), flush=True)
     return status

@@ -120,6 +120,27 @@ def test_batch_other_than_one_rejected():
     assert metrics["top1"] is None
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--mode", "tt", "--hf-model", MODEL_ID, "--trace", 2],
+            "argument --trace: invalid choice",
+        ),
+        (["--hf-model", MODEL_ID], "the following arguments are required: --mode"),
+        (
+            ["--mode", "hf", "--hf-model", MODEL_ID, "--prefill-len", "abc"],
+            "argument --prefill-len: invalid int",
+        ),
+    ],
+)
+def test_bad_command_line_still_prints_metrics(args, message):
+    result = run_eval(*args)
+    assert result.returncode == 2
+    assert f"error: {message}" in result.stderr
+    assert message in metrics_of(result)["error"]
+
+
 def test_missing_model_py_reported():
     result = run_eval("--mode", "tt", "--hf-model", MODEL_ID, "--system", "nosuchsystem")
     assert result.returncode == 2
