@@ -14,7 +14,11 @@ Where it differs from silicon:
   results on a card differ in the last bits, and accuracy measured here is an upper bound.
 - Tile padding is not stored: a tensor holds its logical values only, so ops never read the
   padding garbage a card may leave there.
-- Sharding is accepted as a memory config but not laid out; sharding rules are not checked.
+- Ops write their outputs interleaved; passing a sharded memory config to from_torch or
+  to_device raises NotImplementedError, and sharding rules are not checked.
+- Only the ops listed in `install.EMULATED` run on the emulated device (the ones a Llama-style
+  decoder needs). Any other ttnn op given an emulated tensor fails inside ttnn with a TypeError
+  that names `DeviceTensor`; add the op to `ops.py` to use it.
 - Memory capacity (DRAM, L1, trace region size) is not accounted; only trace_region_size=0 fails.
 - A program used inside a trace capture must have run once before the capture (the program
   cache), as on the card; outputs of a capture hold no data until ttnn.execute_trace, and
