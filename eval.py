@@ -616,6 +616,8 @@ def run(args) -> dict:
     model_path = check_model_path(args.model_path) if args.model_path is not None else None
     prompt = read_prompt(args)
     device_kind = select_device(args.device)
+    if device_kind == "emulator" and args.device_id != 0:
+        raise UsageError(f"--device_id {args.device_id} not found: the emulated n150 is device 0")
     from bringup import hf
 
     try:

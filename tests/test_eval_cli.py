@@ -260,6 +260,11 @@ def test_card_requested_without_card(stand_in):
     assert_usage_error(result, "/dev/tenstorrent* does not exist")
 
 
+def test_emulator_device_id_other_than_zero(stand_in):
+    result = run_eval_py(stand_in, "--device", "emulator", "--device_id", "1")
+    assert_usage_error(result, "--device_id 1 not found", "device 0")
+
+
 def test_revision_of_packaged_model(stand_in):
     result = run_eval_py(stand_in, "--revision", "main")
     assert_usage_error(result, "revision 'main' cannot be loaded", "local folder")
