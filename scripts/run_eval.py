@@ -173,6 +173,24 @@ def run(args, metrics: dict) -> None:
         )
 
 
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Send Python's and C++'s writes to stdout (file descriptor 1) to stderr while active.
+
+    ttnn's C++ runtime logs some lines straight to file descriptor 1, past sys.stdout.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 class MetricsArgumentParser(argparse.ArgumentParser):
     """An ArgumentParser that reports a bad command line as one error line plus a metrics line.
 
@@ -209,7 +227,7 @@ def main(argv=None) -> int:
     status = 0
     try:
         # Everything the eval prints goes to stderr, so stdout contains only the YT_METRICS line.
-        with contextlib.redirect_stdout(sys.stderr):
+        with stdout_to_stderr():
             run(args, metrics)
     except harness.UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

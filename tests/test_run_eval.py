@@ -250,3 +250,5 @@ def test_real_model_accuracy(trace):
     assert metrics["trace"] is bool(trace), metrics
     if trace:
         assert metrics["traced_decode_steps"] == metrics["decode_steps"]
+    # ttnn's C++ log lines go to stderr too, so stdout is the metrics line alone.
+    assert len(result.stdout.strip().splitlines()) == 1, result.stdout
