@@ -655,6 +655,10 @@ def main(argv=None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
+    except KeyboardInterrupt:
+        # The device is already closed by run_on_device's finally block.
+        print("error: interrupted", file=sys.stderr, flush=True)
+        return 130
     return 0
 
 
