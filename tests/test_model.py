@@ -165,6 +165,21 @@ def test_sequence_longer_than_max_seq_len_is_rejected(tt_model):
         tt_model(torch.zeros(1, 1025, dtype=torch.long))
 
 
+def test_padded_attention_mask_is_rejected(tt_model):
+    mask = torch.tensor([[0, 1, 1, 1]])
+    with pytest.raises(ValueError, match="padding in attention_mask is not supported"):
+        tt_model(torch.zeros(1, 4, dtype=torch.long), attention_mask=mask)
+
+
+def test_rejected_prefill_keeps_the_sequence(tt_model):
+    ids = prompt_ids(8, seed=11)
+    tt_model.use_trace = False
+    output = tt_model(ids)
+    with pytest.raises(ValueError, match="exceeds max_seq_len"):
+        tt_model(torch.zeros(1, 1025, dtype=torch.long))
+    assert output.cache.get_seq_length() == 8
+
+
 def test_config_from_transformers_4_attributes():
     config_4x = types.SimpleNamespace(
         vocab_size=49152,

@@ -411,11 +411,11 @@ class SmolLM2ForCausalLM(torch.nn.Module, GenerationMixin):
         batch, seq_len = input_ids.shape
         if batch != 1:
             raise ValueError(f"batch {batch} is not supported; this model runs batch 1")
-        if past_key_values is None:
-            self.kv_cache.length = 0
-        elif seq_len != 1:
+        if attention_mask is not None and not bool(attention_mask.all()):
+            raise ValueError("padding in attention_mask is not supported; pass unpadded input_ids")
+        if past_key_values is not None and seq_len != 1:
             raise ValueError(f"decode takes one new token per call, got {seq_len}")
-        position = self.kv_cache.length
+        position = 0 if past_key_values is None else self.kv_cache.length
         if position + seq_len > self.max_seq_len:
             raise ValueError(
                 f"sequence of {position + seq_len} tokens exceeds max_seq_len={self.max_seq_len}"
