@@ -204,6 +204,37 @@ def test_released_trace_cannot_run(device, mlp_weights):
         ttnn.release_trace(device, trace_id)
 
 
+def test_replay_after_input_deallocated_raises(device, mlp_weights):
+    x = on_device(device, random(1, 1, 32, HIDDEN))
+    mlp_step(x, *mlp_weights)
+    trace_id = ttnn.begin_trace_capture(device, cq_id=0)
+    mlp_step(x, *mlp_weights)
+    ttnn.end_trace_capture(device, trace_id, cq_id=0)
+
+    ttnn.deallocate(x)
+
+    with pytest.raises(RuntimeError, match="reads a tensor that was deallocated after the capture"):
+        ttnn.execute_trace(device, trace_id, cq_id=0)
+    ttnn.release_trace(device, trace_id)
+
+
+def test_intermediates_freed_during_capture_replay(device, mlp_weights):
+    x = on_device(device, random(1, 1, 32, HIDDEN))
+    norm_weight, weight = mlp_weights
+    eager = ttnn.to_torch(mlp_step(x, norm_weight, weight))
+    trace_id = ttnn.begin_trace_capture(device, cq_id=0)
+    normed = ttnn.rms_norm(x, epsilon=1e-5, weight=norm_weight)
+    hidden = ttnn.linear(normed, weight)
+    ttnn.deallocate(normed)
+    out = ttnn.add(ttnn.silu(hidden), x)
+    ttnn.end_trace_capture(device, trace_id, cq_id=0)
+
+    ttnn.execute_trace(device, trace_id, cq_id=0)
+
+    assert torch.equal(ttnn.to_torch(out), eager)
+    ttnn.release_trace(device, trace_id)
+
+
 def test_nested_capture_raises(device):
     trace_id = ttnn.begin_trace_capture(device, cq_id=0)
     try:

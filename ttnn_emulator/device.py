@@ -175,6 +175,17 @@ class EmulatedDevice:
                 f"ttnn.execute_trace: trace {int(trace_id)} does not exist "
                 "(never captured, or already released)"
             )
+        # Tensors made inside the trace may be freed during capture: the trace reuses their
+        # buffers. A tensor from outside must still be allocated, or the card reads freed memory.
+        produced = {id(output) for record in records for output in record.outputs}
+        for record in records:
+            for tensor in record.inputs:
+                if tensor is not None and id(tensor) not in produced and not tensor.allocated:
+                    raise RuntimeError(
+                        f"ttnn.execute_trace: trace {int(trace_id)} reads a tensor that was "
+                        "deallocated after the capture; keep the trace's inputs, weights and "
+                        "caches allocated until ttnn.release_trace"
+                    )
         for record in records:
             results = run_kernel(record.kernel, record.inputs)
             if record.inplace_target is not None:
