@@ -37,12 +37,19 @@ def exported_cells(notebooks_dir: pathlib.Path) -> list:
     for path in notebooks:
         try:
             notebook = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise ExportError(f"{path.name} is not a readable notebook: {error}") from None
-        for number, cell in enumerate(notebook.get("cells", []), start=1):
-            if cell.get("cell_type") != "code":
+        cell_list = notebook.get("cells") if isinstance(notebook, dict) else None
+        if not isinstance(cell_list, list):
+            raise ExportError(f"{path.name} is not a notebook: it has no list of cells")
+        for number, cell in enumerate(cell_list, start=1):
+            if not isinstance(cell, dict) or cell.get("cell_type") != "code":
                 continue
-            source = "".join(cell.get("source", []))
+            source = cell.get("source", [])
+            if isinstance(source, list) and all(isinstance(line, str) for line in source):
+                source = "".join(source)
+            if not isinstance(source, str):
+                raise ExportError(f"{path.name} cell {number}: source is not text")
             first_line, _, rest = source.partition("\n")
             if first_line.strip() == MARKER:
                 cells.append((path.name, number, rest.strip("\n")))
@@ -98,7 +105,7 @@ def export(notebooks_dir: pathlib.Path) -> tuple:
 def resolve_output(output: pathlib.Path) -> pathlib.Path:
     output = output.resolve()
     models_dir = (REPO_ROOT / "models").resolve()
-    if models_dir not in output.parents or output.suffix != ".py":
+    if models_dir not in output.parents or output.suffix != ".py" or output.is_dir():
         raise ExportError(
             f"refusing to write {output}: the output must be a .py file under {models_dir}"
         )

@@ -101,6 +101,32 @@ def test_malformed_notebook_one_line_error(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("[]", "is not a notebook: it has no list of cells"),
+        ('{"cells": null}', "is not a notebook: it has no list of cells"),
+        ('{"cells": [{"cell_type": "code", "source": 7}]}', "cell 1: source is not text"),
+    ],
+)
+def test_notebook_of_wrong_structure_one_line_error(tmp_path, content, message):
+    (tmp_path / "00_odd.ipynb").write_text(content, encoding="utf-8")
+    result = run_exporter("--notebooks", tmp_path, "--check")
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: 00_odd.ipynb {message}"
+
+
+def test_output_that_is_a_directory_rejected(tmp_path):
+    target = REPO_ROOT / "models" / "a_directory_named_like_a_module.py"
+    target.mkdir()
+    try:
+        result = run_exporter("--output", target)
+    finally:
+        target.rmdir()
+    assert result.returncode == 2
+    assert "refusing to write" in result.stderr
+
+
 @pytest.mark.parametrize("notebook", sorted(NOTEBOOKS_DIR.glob("*.ipynb")), ids=lambda p: p.name)
 def test_exported_cells_start_with_marker_line(notebook):
     """A marker anywhere but on the first line would silently keep a cell out of model.py."""
