@@ -475,7 +475,8 @@ def score_model(model, reference: Reference, prefill_decode: bool = False) -> Sc
 
         # Step i feeds reference token prompt_len + i - 1 and scores token prompt_len + i.
         steps = range(1, reference.new_tokens)
-        for step in tqdm(steps, desc="Decode", unit="token", disable=not steps):
+        # A redraw every few seconds keeps logs that are not a terminal readable.
+        for step in tqdm(steps, desc="Decode", unit="token", disable=not steps, mininterval=5):
             position = prompt_len + step - 1
             start = time.perf_counter()
             outputs = model(tokens[position].view(1, 1), past_key_values=past, use_cache=True)

@@ -715,3 +715,15 @@ def test_scaled_dot_product_attention_decode_scale(device):
         stored(q), stored(k), stored(v), cur_pos=positions, scale=scale
     )
     assert_bfloat16_matches(output, expected, [1, DECODE_BATCH, NUM_HEADS, HEAD_DIM])
+
+
+@pytest.mark.parametrize(
+    "dtype, torch_dtype", [(ttnn.int32, torch.int32), (ttnn.uint32, torch.int32)]
+)
+def test_integer_add_and_mul_are_exact(device, dtype, torch_dtype):
+    # 2**24 + 1 is the first integer that float32 cannot hold.
+    values = torch.tensor([[2**24 + 1, 2**30 + 1, 7]], dtype=torch_dtype)
+    a = ttnn.from_torch(values, dtype=dtype, device=device)
+    b = ttnn.from_torch(torch.ones_like(values), dtype=dtype, device=device)
+    assert torch.equal(ttnn.to_torch(ttnn.add(a, b)).to(torch.int64), values.to(torch.int64) + 1)
+    assert torch.equal(ttnn.to_torch(ttnn.mul(a, 1)).to(torch.int64), values.to(torch.int64))

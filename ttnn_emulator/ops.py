@@ -211,7 +211,9 @@ def deallocate(tensor, force=True):
 
 def to_layout(tensor, layout, dtype=None, memory_config=None, sub_core_grids=None, pad_value=0.0):
     if not isinstance(tensor, DeviceTensor):
-        return ORIGINALS["to_layout"](tensor, layout, dtype, memory_config, sub_core_grids, pad_value)
+        return ORIGINALS["to_layout"](
+            tensor, layout, dtype, memory_config, sub_core_grids, pad_value
+        )
     op_name = "ttnn.to_layout"
     require_device_tensor(op_name, "tensor", tensor)
     out_dtype = dtype if dtype is not None else tensor.dtype
@@ -286,8 +288,17 @@ def reshape(
     )[0]
 
 
-def slice_(input_tensor, slice_start, slice_end, slice_step=None, *, memory_config=None,
-           output_tensor=None, pad_value=None, sub_core_grids=None):
+def slice_(
+    input_tensor,
+    slice_start,
+    slice_end,
+    slice_step=None,
+    *,
+    memory_config=None,
+    output_tensor=None,
+    pad_value=None,
+    sub_core_grids=None,
+):
     # The parameters are those of the overload that ttnn.slice's docstring documents.
     op_name = "ttnn.slice"
     require_device_tensor(op_name, "input_tensor", input_tensor)
@@ -330,8 +341,9 @@ def getitem(tensor, key):
     return slice_(tensor, starts, ends, steps)
 
 
-def concat(tensors, dim=0, *, memory_config=None, output_tensor=None, groups=1,
-           sub_core_grids=None):
+def concat(
+    tensors, dim=0, *, memory_config=None, output_tensor=None, groups=1, sub_core_grids=None
+):
     op_name = "ttnn.concat"
     tensors = [require_device_tensor(op_name, f"tensors[{i}]", t) for i, t in enumerate(tensors)]
     not_modeled(op_name, output_tensor=output_tensor, groups=None if groups == 1 else groups)
@@ -584,8 +596,18 @@ def shapes_broadcast(shape_a, shape_b) -> bool:
     return True
 
 
-def binary(op_name, torch_op, a, b, dtype, memory_config, output_tensor, activations,
-           a_activations, b_activations):
+def binary(
+    op_name,
+    torch_op,
+    a,
+    b,
+    dtype,
+    memory_config,
+    output_tensor,
+    activations,
+    a_activations,
+    b_activations,
+):
     not_modeled(
         op_name,
         output_tensor=output_tensor,
@@ -606,14 +628,24 @@ def binary(op_name, torch_op, a, b, dtype, memory_config, output_tensor, activat
         )
     first = tensors[0]
     layout = TILE if any(t.layout == TILE for t in tensors) else ROW_MAJOR
-    spec = (dtype if dtype is not None else first.dtype, layout, output_memory_config(memory_config))
+    spec = (
+        dtype if dtype is not None else first.dtype,
+        layout,
+        output_memory_config(memory_config),
+    )
     scalar_a = a if isinstance(a, (int, float)) else None
     scalar_b = b if isinstance(b, (int, float)) else None
 
+    # Integer tensors (and integer scalars) stay exact in int64; anything else runs in float32.
+    integer = all(t.dtype in INTEGER_TYPES for t in tensors) and all(
+        isinstance(scalar, int) for scalar in (scalar_a, scalar_b) if scalar is not None
+    )
+    compute_dtype = torch.int64 if integer else torch.float32
+
     def kernel(*values):
         values = list(values)
-        x = scalar_a if scalar_a is not None else values.pop(0).to(torch.float32)
-        y = scalar_b if scalar_b is not None else values.pop(0).to(torch.float32)
+        x = scalar_a if scalar_a is not None else values.pop(0).to(compute_dtype)
+        y = scalar_b if scalar_b is not None else values.pop(0).to(compute_dtype)
         return torch_op(x, y)
 
     return device.launch(op_name, kernel, tensors, [spec], static_args=(scalar_a, scalar_b))[0]
@@ -702,7 +734,9 @@ def embedding(
     output_tensor=None,
 ):
     op_name = "ttnn.embedding"
-    require_device_tensor(op_name, "input_tensor", input_tensor, (ROW_MAJOR,), (ttnn.uint32, ttnn.bfloat16))
+    require_device_tensor(
+        op_name, "input_tensor", input_tensor, (ROW_MAJOR,), (ttnn.uint32, ttnn.bfloat16)
+    )
     require_device_tensor(op_name, "weight", weight, (ROW_MAJOR,), (ttnn.bfloat16,))
     not_modeled(op_name, padding_idx=padding_idx, output_tensor=output_tensor)
     if embeddings_type != ttnn.EmbeddingsType.GENERIC:
@@ -778,7 +812,9 @@ def nlp_create_qkv_heads(
 
     def kernel(x):
         x = x.to(torch.float32)
-        q, k, v = x.split([num_heads * head_dim, num_kv_heads * head_dim, num_kv_heads * head_dim], -1)
+        q, k, v = x.split(
+            [num_heads * head_dim, num_kv_heads * head_dim, num_kv_heads * head_dim], -1
+        )
         q = q.reshape(batch, seq, num_heads, head_dim).transpose(1, 2)
         k = k.reshape(batch, seq, num_kv_heads, head_dim).transpose(1, 2)
         v = v.reshape(batch, seq, num_kv_heads, head_dim).transpose(1, 2)
@@ -860,7 +896,11 @@ def nlp_create_qkv_heads_decode(
 def nlp_concat_heads(input_tensor, *, memory_config=None):
     op_name = "ttnn.experimental.nlp_concat_heads"
     require_device_tensor(
-        op_name, "input_tensor", input_tensor, (TILE,), (ttnn.bfloat16, ttnn.bfloat8_b, ttnn.float32)
+        op_name,
+        "input_tensor",
+        input_tensor,
+        (TILE,),
+        (ttnn.bfloat16, ttnn.bfloat8_b, ttnn.float32),
     )
     shape = list(input_tensor.shape)
     if len(shape) != 4:
@@ -960,11 +1000,17 @@ def rotary_embedding_llama(
     """
     op_name = "ttnn.experimental.rotary_embedding_llama"
     require_device_tensor(op_name, "input_tensor", input_tensor, (TILE,), FLOAT_TYPES)
-    for name, tensor in (("cos_cache", cos_cache), ("sin_cache", sin_cache), ("trans_mat", trans_mat)):
+    for name, tensor in (
+        ("cos_cache", cos_cache),
+        ("sin_cache", sin_cache),
+        ("trans_mat", trans_mat),
+    ):
         require_device_tensor(op_name, name, tensor, (TILE,), FLOAT_TYPES)
     device = same_device(op_name, [input_tensor, cos_cache, sin_cache, trans_mat])
     if list(trans_mat.shape)[-2:] != [TILE_SIZE, TILE_SIZE]:
-        raise RuntimeError(f"{op_name}: trans_mat must be [1, 1, 32, 32], got {list(trans_mat.shape)}")
+        raise RuntimeError(
+            f"{op_name}: trans_mat must be [1, 1, 32, 32], got {list(trans_mat.shape)}"
+        )
     head_dim = input_tensor.value.shape[-1]
     if head_dim % TILE_SIZE:
         raise RuntimeError(f"{op_name}: head_dim {head_dim} must be a multiple of {TILE_SIZE}")
@@ -1094,7 +1140,9 @@ def paged_update_cache(
 ):
     op_name = "ttnn.experimental.paged_update_cache"
     require_device_tensor(op_name, "cache_tensor", cache_tensor, (TILE,))
-    require_device_tensor(op_name, "input_tensor", input_tensor, (TILE,), (ttnn.bfloat16, ttnn.float32))
+    require_device_tensor(
+        op_name, "input_tensor", input_tensor, (TILE,), (ttnn.bfloat16, ttnn.float32)
+    )
     not_modeled(
         op_name,
         share_cache=share_cache,
@@ -1111,7 +1159,12 @@ def paged_update_cache(
     cache_shape = list(cache_tensor.shape)
     shape = list(input_tensor.shape)
     batch = cache_shape[0]
-    if len(shape) != 4 or shape[0] != 1 or shape[1] != batch or shape[2:] != cache_shape[1:2] + cache_shape[3:]:
+    if (
+        len(shape) != 4
+        or shape[0] != 1
+        or shape[1] != batch
+        or shape[2:] != cache_shape[1:2] + cache_shape[3:]
+    ):
         raise RuntimeError(
             f"{op_name}: input_tensor must be [1, {batch}, {cache_shape[1]}, {cache_shape[3]}] "
             f"for a cache of {cache_shape}, got {shape}"
@@ -1183,8 +1236,11 @@ def scaled_dot_product_attention(
     attn_mask_block_map=None,
 ):
     op_name = "ttnn.transformer.scaled_dot_product_attention"
-    for name, tensor in (("input_tensor_q", input_tensor_q), ("input_tensor_k", input_tensor_k),
-                         ("input_tensor_v", input_tensor_v)):
+    for name, tensor in (
+        ("input_tensor_q", input_tensor_q),
+        ("input_tensor_k", input_tensor_k),
+        ("input_tensor_v", input_tensor_v),
+    ):
         require_device_tensor(op_name, name, tensor, (TILE,), SDPA_TYPES)
         if tensor.memory_config_value.is_sharded():
             raise RuntimeError(f"{op_name}: {name} must not be sharded")
@@ -1228,8 +1284,9 @@ def scaled_dot_product_attention(
             mask = torch.ones(seq_q, seq_k, dtype=torch.bool).tril()
         else:
             mask = torch.ones(seq_q, seq_k, dtype=torch.bool)
-        out = attention(q.to(torch.float32), k.to(torch.float32), v.to(torch.float32), mask,
-                        softmax_scale)
+        out = attention(
+            q.to(torch.float32), k.to(torch.float32), v.to(torch.float32), mask, softmax_scale
+        )
         if output_concat_heads:
             out = out.transpose(1, 2).reshape(q_shape[0], 1, seq_q, q_shape[1] * q_shape[3])
         return out
@@ -1340,7 +1397,9 @@ def open_device(
 ):
     """Open emulated n150 `device_id` (only device 0 exists); an open device is returned again."""
     if device_id != 0:
-        raise RuntimeError(f"ttnn.open_device: device {device_id} not found; an n150 has device 0 only")
+        raise RuntimeError(
+            f"ttnn.open_device: device {device_id} not found; an n150 has device 0 only"
+        )
     device = OPEN_DEVICES.get(device_id)
     if device is None or not device.is_open:
         device = EmulatedDevice(device_id, l1_small_size, trace_region_size)
