@@ -22,7 +22,10 @@ def open_device(
         import ttnn_emulator
 
         ttnn_emulator.install()
-        kind = "emulated n150 (ttnn host library + torch math; no card)"
+        kind = (
+            "emulated n150 (ttnn host library + torch math; no card). ttnn's warning that it "
+            "uses a mock cluster descriptor is expected"
+        )
     else:
         kind = "Tenstorrent card"
     device = ttnn.open_device(

