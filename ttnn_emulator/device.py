@@ -97,6 +97,8 @@ class EmulatedDevice:
             None if t is None else (tuple(t.value.shape), t.dtype, t.layout) for t in inputs
         )
         if self.capturing is not None:
+            # NOTE: modeled on tt-metal, where a first compile writes kernel binaries; not checked
+            # on a card with ttnn 0.81.1, which may compile inside a capture without complaint.
             if key not in self.program_cache:
                 raise RuntimeError(
                     f"{op_name}: this program (same op, shapes and arguments) was not compiled "

@@ -759,7 +759,7 @@ def embedding(
     if out_layout == ROW_MAJOR and out_dtype != weight.dtype:
         raise RuntimeError(f"{op_name}: can only typecast output embeddings in TILE layout")
     batch, tokens = index_shape[0], index_shape[3]
-    # A [batch, 1, 1, tokens] input gives [batch, tokens, dim]; other ranks give [batch, 1, tokens, dim].
+    # Input [batch, 1, 1, tokens] gives [batch, tokens, dim]; other ranks [batch, 1, tokens, dim].
     out_shape = [batch, tokens, dim] if input_tensor.value.dim() == 4 else [batch, 1, tokens, dim]
 
     def kernel(ids, table):
@@ -1177,6 +1177,7 @@ def paged_update_cache(
 
     def kernel(cache, x, positions):
         positions = listed if positions is None else positions.to(torch.int64)
+        # NOTE: a card may skip a user at position -1, as SDPA decode does; unverified, so rejected.
         if int(positions.max()) >= cache_len or int(positions.min()) < 0:
             raise RuntimeError(
                 f"{op_name}: positions {positions.tolist()} must be in [0, {cache_len})"
