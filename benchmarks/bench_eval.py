@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Time the teacher-forcing eval of SmolLM2-135M: the ttnn model against HF, traced against eager.
 
-One run feeds the same tokens (the default prompt, then 100 reference tokens) to three models:
-HF float32 on the CPU with its own KV cache, the ttnn model with decode through the trace, and
-the ttnn model with eager decode. It prints each wall time and the ratios. On the emulated n150
+One run feeds the same tokens (the default prompt, then 100 reference tokens) to three models.
+They are HF float32 on the CPU with its own KV cache, the ttnn model with decode through the
+trace, and the ttnn model with eager decode. It prints each wall time and the ratios. On the emulated n150
 the ttnn numbers measure the emulator (torch math plus Python dispatch), not a card.
 
 Usage: python benchmarks/bench_eval.py [--new_tokens 100]

@@ -23,9 +23,9 @@ def pcc(expected: torch.Tensor, actual: torch.Tensor) -> float:
 class ActivationRecorder:
     """Record the input and output of chosen HF submodules during a forward pass.
 
-    Use as a context manager around the HF call; `inputs[name]` and `outputs[name]` then hold the
-    first input (positional, or the `hidden_states` keyword that HF passes) and the first output of
-    each module, detached, in float32.
+    Use it as a context manager around the HF call. Afterwards `inputs[name]` and `outputs[name]`
+    contain the first input (positional, or the `hidden_states` keyword that HF passes) and the
+    first output of each module, detached, in float32.
     """
 
     def __init__(self, model: torch.nn.Module, names: list):

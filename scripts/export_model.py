@@ -4,7 +4,7 @@
 A code cell belongs to model.py when its first line is the marker `#| export`. The exporter takes
 those cells from `notebooks/*.ipynb` in file-name order, drops the marker, joins the cells with two
 blank lines and formats the result with `ruff format`. Imports may appear in the first exported
-cell only, so the file has them once at the top; that cell also opens with the module docstring.
+cell only, so the file has them once at the top. That cell also opens with the module docstring.
 
 Usage:
     python scripts/export_model.py            # write model.py (only if it changed)
@@ -134,14 +134,17 @@ def main(argv=None) -> int:
         help="write nothing; exit 1 if the output differs from a fresh export",
     )
     args = parser.parse_args(argv)
+
     try:
         output = resolve_output(args.output)
         text, cells = export(args.notebooks)
     except ExportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+
     relative = output.relative_to(REPO_ROOT)
     current = output.read_text(encoding="utf-8") if output.exists() else None
+
     if args.check:
         if current == text:
             print(f"{relative} matches a fresh export of {len(cells)} cells")
@@ -158,6 +161,7 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
         return 1
+
     if current == text:
         print(f"{relative} is up to date ({len(cells)} cells)")
         return 0

@@ -30,7 +30,7 @@ QKV_WIDTH = HEAD_DIM * (NUM_HEADS + 2 * NUM_KV_HEADS)
 CACHE_LEN = 64
 CAPTURE_WRITE = r"host-to-device writes are not allowed during trace capture"
 CAPTURE_READ = r"device-to-host reads are not allowed during trace capture"
-NOT_YET_WRITTEN = r"written by a trace capture and holds no data until ttnn.execute_trace"
+NOT_YET_WRITTEN = r"written by a trace capture and contains no data until ttnn.execute_trace"
 
 
 def random(*shape, seed=0, scale=1.0):

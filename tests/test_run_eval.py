@@ -244,7 +244,7 @@ def test_real_model_accuracy(trace):
     result = run_eval("--mode", "tt", "--hf-model", MODEL_ID, "--trace", trace, timeout=3600)
     assert result.returncode == 0, result.stderr[-4000:]
     metrics = metrics_of(result)
-    # The metrics include each top-1 miss with HF's logit margin, which tells near ties apart.
+    # The metrics include each top-1 miss with HF's logit margin, which separates near-ties from model errors.
     assert metrics["top1"] >= 0.95, metrics
     assert metrics["top5"] >= 0.99, metrics
     assert metrics["trace"] is bool(trace), metrics

@@ -10,7 +10,7 @@ is present.
 Where it differs from silicon:
 - Math runs in float32 and each result is rounded once to the output dtype. The card's matrix
   engine rounds inputs by math fidelity (LoFi to HiFi4) and accumulates in bfloat16 or float32
-  by compute_kernel_config; its SFPU evaluates exp, silu and rsqrt with approximations. So
+  by compute_kernel_config. Its SFPU evaluates exp, silu and rsqrt with approximations. So
   results on a card differ in the last bits, and accuracy measured here is an upper bound.
 - Tile padding is not stored: a tensor holds its logical values only, so ops never read the
   padding garbage a card may leave there.

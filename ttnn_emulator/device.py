@@ -97,7 +97,7 @@ class EmulatedDevice:
             None if t is None else (tuple(t.value.shape), t.dtype, t.layout) for t in inputs
         )
         if self.capturing is not None:
-            # NOTE: modeled on tt-metal, where a first compile writes kernel binaries; not checked
+            # NOTE: modeled on tt-metal, where a first compile writes kernel binaries. Not checked
             # on a card with ttnn 0.81.1, which may compile inside a capture without complaint.
             if key not in self.program_cache:
                 raise RuntimeError(
@@ -110,7 +110,7 @@ class EmulatedDevice:
             for tensor in inputs:
                 if tensor is not None and tensor.written_by_capture:
                     raise RuntimeError(
-                        f"{op_name}: an input was written by a trace capture and holds no data "
+                        f"{op_name}: an input was written by a trace capture and contains no data "
                         "until ttnn.execute_trace runs that trace"
                     )
         self.program_cache.add(key)

@@ -161,7 +161,7 @@ def from_device(tensor, blocking=True, *, queue_id=None):
     tensor.device_handle.check_host_read("ttnn.from_device")
     if tensor.written_by_capture:
         raise RuntimeError(
-            "ttnn.from_device: this tensor was written by a trace capture and holds no data "
+            "ttnn.from_device: this tensor was written by a trace capture and contains no data "
             "until ttnn.execute_trace runs that trace"
         )
     value = tensor.value

@@ -82,7 +82,7 @@ class DeviceTensor:
     the card would store (see `round_to_dtype`). `ttnn.from_device` turns it back into a real ttnn
     host tensor through the wheel's packing code.
 
-    A tensor written by an op inside a trace capture holds no data until `ttnn.execute_trace`
+    A tensor written by an op inside a trace capture contains no data until `ttnn.execute_trace`
     runs, as on the card, where captured commands are only recorded.
     """
 

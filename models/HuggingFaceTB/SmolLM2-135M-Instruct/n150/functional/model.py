@@ -15,7 +15,7 @@ Decode runs in a captured trace: the host only writes the next token and its pos
 preallocated device tensors (ttnn.copy_host_to_device_tensor), then replays the trace.
 
 Shape notation: [batch, heads, seq, dim], all 4D; S is the prompt padded to a multiple of 32.
-Decode always runs 32 users (one tile of rows); user 0 holds the real token.
+Decode always runs 32 users (one tile of rows), and user 0 is the real token.
 """
 
 import math
@@ -250,7 +250,7 @@ class DecoderLayer:
 class DeviceKVCache:
     """What forward() returns as past_key_values: the cache itself stays on the device.
 
-    HF generate() only passes it back and asks for its length.
+    HF generate() only passes it back and reads its length with get_seq_length().
     """
 
     def __init__(self):
@@ -275,7 +275,7 @@ class SmolLM2ForCausalLM(torch.nn.Module, GenerationMixin):
         if self.generation_config.pad_token_id is None:
             self.generation_config.pad_token_id = self.generation_config.eos_token_id
         self.main_input_name = "input_ids"
-        # generate() reads self.device; a CPU buffer says where input_ids and logits live.
+        # generate() reads self.device, so a CPU buffer gives the device of input_ids and logits.
         self.register_buffer("host_anchor", torch.empty(0), persistent=False)
         config = ModelConfig.from_hf(hf_model.config)
         self.model_config = config
@@ -314,7 +314,7 @@ class SmolLM2ForCausalLM(torch.nn.Module, GenerationMixin):
         return self.host_anchor.device
 
     def get_experts_implementation(self) -> dict:
-        # generate() in transformers 5 asks every model for its MoE kernels; SmolLM2 has none.
+        # generate() in transformers 5 calls this on every model for its MoE kernels. SmolLM2 has none.
         return {}
 
     @staticmethod
